@@ -1,0 +1,3 @@
+module github.com/elbcloud/elb/events
+
+go 1.26
