@@ -27,6 +27,7 @@ const (
 	TypeVMReady              = "VMReady"
 	TypeVMFailed             = "VMFailed"
 	TypeVMDeleted            = "VMDeleted"
+	TypeNodeClaimed          = "NodeClaimed"
 	TypeListenerCreated      = "ListenerCreated"
 	TypeListenerUpdated      = "ListenerUpdated"
 	TypeListenerDeleted      = "ListenerDeleted"
@@ -130,6 +131,14 @@ type VMDeleted struct {
 	ServerID       string `json:"server_id,omitempty"`
 }
 
+// NodeClaimed hands an idle pre-provisioned (warm pool) node to a load
+// balancer. It is appended to the warm pool's node aggregate so that
+// concurrent claims conflict and each node goes to exactly one load balancer.
+type NodeClaimed struct {
+	NodeID         string `json:"node_id"`
+	LoadBalancerID string `json:"loadbalancer_id"`
+}
+
 // ListenerCreated, ListenerUpdated carry the listener's full spec.
 type ListenerCreated struct {
 	ListenerID string       `json:"listener_id"`
@@ -215,6 +224,11 @@ type ConfigPublished struct {
 	Version        uint64    `json:"version"`
 	Nodes          []string  `json:"nodes"`
 	Deadline       time.Time `json:"deadline"`
+	// NodeVersions is the NodeConfig version written for each node (shared
+	// LVS nodes carry every load balancer of their pair, so their versions
+	// differ from Version); ConfigApplied for a node counts once the node
+	// reports at least this version.
+	NodeVersions map[string]uint64 `json:"node_versions,omitempty"`
 }
 
 // ConfigApplied says one node runs a given config version.
@@ -363,6 +377,7 @@ func init() {
 	register(TypeVMReady, 1, func() any { return new(VMReady) })
 	register(TypeVMFailed, 1, func() any { return new(VMFailed) })
 	register(TypeVMDeleted, 1, func() any { return new(VMDeleted) })
+	register(TypeNodeClaimed, 1, func() any { return new(NodeClaimed) })
 	register(TypeListenerCreated, 1, func() any { return new(ListenerCreated) })
 	register(TypeListenerUpdated, 1, func() any { return new(ListenerUpdated) })
 	register(TypeListenerDeleted, 1, func() any { return new(ListenerDeleted) })

@@ -7,7 +7,9 @@ import (
 )
 
 // A commit is what one append stores as one message: one or more events of
-// one aggregate, written atomically. Its body is a JSON array of envelopes.
+// one aggregate, written atomically. Its body is the envelopes as JSON, one
+// per line (encoding/json never writes a raw newline inside a value), so a
+// reader can split a commit without parsing it.
 
 // MarshalCommit encodes the events of one append.
 func MarshalCommit(evs []Envelope) ([]byte, error) {
@@ -15,10 +17,9 @@ func MarshalCommit(evs []Envelope) ([]byte, error) {
 		return nil, fmt.Errorf("marshal commit: no events")
 	}
 	var buf bytes.Buffer
-	buf.WriteByte('[')
 	for i, e := range evs {
 		if i > 0 {
-			buf.WriteByte(',')
+			buf.WriteByte('\n')
 		}
 		b, err := Marshal(e)
 		if err != nil {
@@ -26,35 +27,57 @@ func MarshalCommit(evs []Envelope) ([]byte, error) {
 		}
 		buf.Write(b)
 	}
-	buf.WriteByte(']')
 	return buf.Bytes(), nil
 }
 
-// UnmarshalCommitEnvelopes decodes a commit's envelopes without decoding the
-// payloads (replay and audit use this; it is several times faster).
-func UnmarshalCommitEnvelopes(data []byte) ([]Envelope, error) {
-	var envs []Envelope
-	if err := json.Unmarshal(data, &envs); err != nil {
-		return nil, &DecodeError{Err: fmt.Errorf("%w: commit: %v", ErrMalformed, err)}
+// SplitCommit returns the raw JSON of each envelope in a commit, without
+// copying or parsing. It only checks the framing; decode each part to
+// validate it.
+func SplitCommit(data []byte) ([][]byte, error) {
+	var parts [][]byte
+	for len(data) > 0 {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		if len(line) < 2 || line[0] != '{' || line[len(line)-1] != '}' {
+			return nil, &DecodeError{Err: fmt.Errorf("%w: commit line is not a JSON object", ErrMalformed)}
+		}
+		parts = append(parts, line)
 	}
-	if len(envs) == 0 {
+	if len(parts) == 0 {
 		return nil, &DecodeError{Err: fmt.Errorf("%w: empty commit", ErrMalformed)}
+	}
+	return parts, nil
+}
+
+// UnmarshalCommitEnvelopes decodes a commit's envelopes without decoding the
+// payloads.
+func UnmarshalCommitEnvelopes(data []byte) ([]Envelope, error) {
+	parts, err := SplitCommit(data)
+	if err != nil {
+		return nil, err
+	}
+	envs := make([]Envelope, len(parts))
+	for i, p := range parts {
+		if err := json.Unmarshal(p, &envs[i]); err != nil {
+			return nil, &DecodeError{Err: fmt.Errorf("%w: envelope: %v", ErrMalformed, err)}
+		}
 	}
 	return envs, nil
 }
 
 // UnmarshalCommit strictly decodes a commit into typed events.
 func UnmarshalCommit(data []byte) ([]Event, error) {
-	var raws []json.RawMessage
-	if err := json.Unmarshal(data, &raws); err != nil {
-		return nil, &DecodeError{Err: fmt.Errorf("%w: commit: %v", ErrMalformed, err)}
+	parts, err := SplitCommit(data)
+	if err != nil {
+		return nil, err
 	}
-	if len(raws) == 0 {
-		return nil, &DecodeError{Err: fmt.Errorf("%w: empty commit", ErrMalformed)}
-	}
-	out := make([]Event, 0, len(raws))
-	for _, r := range raws {
-		ev, err := Unmarshal(r)
+	out := make([]Event, 0, len(parts))
+	for _, p := range parts {
+		ev, err := Unmarshal(p)
 		if err != nil {
 			return nil, err
 		}

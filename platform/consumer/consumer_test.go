@@ -75,7 +75,7 @@ func TestPoisonMessagesAreParkedAndConsumerKeepsGoing(t *testing.T) {
 	if _, err := bus.JS.Publish(ctx, "elb.evt.loadbalancer.garbage", []byte("\x00\xffnot json")); err != nil {
 		t.Fatal(err)
 	}
-	unknown := `[{"id":"x","type":"NoSuchThing","schema_version":1,"aggregate_type":"loadbalancer","aggregate_id":"u","aggregate_version":1,"occurred_at":"2026-01-01T00:00:00Z","payload":{}}]`
+	unknown := `{"id":"x","type":"NoSuchThing","schema_version":1,"aggregate_type":"loadbalancer","aggregate_id":"u","aggregate_version":1,"occurred_at":"2026-01-01T00:00:00Z","payload":{}}`
 	if _, err := bus.JS.Publish(ctx, "elb.evt.loadbalancer.unknown", []byte(unknown)); err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,11 @@ package eventstore
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/elbcloud/elb/events"
@@ -55,10 +57,44 @@ func (f Filter) Validate() error {
 // ErrInvalidFilter is returned for a replay filter that does not make sense.
 var ErrInvalidFilter = errors.New("invalid replay filter")
 
-// Replay delivers the envelopes matching f in stream order. Payloads are
-// left undecoded (events.DecodeEnvelope decodes one); Sequence is set. A
-// commit that cannot be decoded is reported as an error, not skipped.
+// RawEvent is one stored event as Replay finds it: the envelope's JSON
+// undecoded, with what the commit's headers and subject tell for free.
+type RawEvent struct {
+	Sequence      uint64
+	Time          time.Time // when the commit was stored
+	AggregateType string
+	AggregateID   string
+	Type          string
+	ProjectID     string
+	JSON          []byte // the envelope, without sequence; valid only during the callback
+}
+
+// Envelope decodes the raw event's envelope (payload left raw).
+func (r RawEvent) Envelope() (events.Envelope, error) {
+	var e events.Envelope
+	if err := json.Unmarshal(r.JSON, &e); err != nil {
+		return e, &events.DecodeError{Type: r.Type, Err: fmt.Errorf("%w: envelope: %v", events.ErrMalformed, err)}
+	}
+	e.Sequence = r.Sequence
+	return e, nil
+}
+
+// Replay delivers the envelopes matching f in stream order, payloads left
+// undecoded (events.DecodeEnvelope decodes one) and Sequence set.
 func (s *Store) Replay(ctx context.Context, f Filter, fn func(events.Envelope) error) error {
+	return s.ReplayRaw(ctx, f, func(r RawEvent) error {
+		e, err := r.Envelope()
+		if err != nil {
+			return fmt.Errorf("replay: event at %d: %w", r.Sequence, err)
+		}
+		return fn(e)
+	})
+}
+
+// ReplayRaw is Replay without decoding: filters use the commit headers and
+// subject, and the callback gets each envelope's JSON as stored. It is the
+// fast path for audit streaming and bulk rebuilds.
+func (s *Store) ReplayRaw(ctx context.Context, f Filter, fn func(RawEvent) error) error {
 	if err := f.Validate(); err != nil {
 		return err
 	}
@@ -124,27 +160,52 @@ func (s *Store) Replay(ctx context.Context, f Filter, fn func(events.Envelope) e
 		if !f.Until.IsZero() && meta.Timestamp.After(f.Until) {
 			return nil
 		}
-		envs, err := events.UnmarshalCommitEnvelopes(m.Data())
-		if err != nil {
-			return fmt.Errorf("replay: commit %d: %w", seq, err)
-		}
-		for _, e := range envs {
-			if len(f.Types) > 0 && !slices.Contains(f.Types, e.Type) {
-				continue
+		if err := deliverCommit(m, seq, meta.Timestamp, f, fn); err != nil {
+			if errors.Is(err, ErrStop) {
+				return nil
 			}
-			if f.ProjectID != "" && e.ProjectID != f.ProjectID {
-				continue
-			}
-			e.Sequence = seq
-			if err := fn(e); err != nil {
-				if errors.Is(err, ErrStop) {
-					return nil
-				}
-				return err
-			}
+			return err
 		}
 		if seq == last || meta.NumPending == 0 {
 			return nil
 		}
 	}
+}
+
+// deliverCommit splits one commit and hands its matching events to fn.
+func deliverCommit(m jetstream.Msg, seq uint64, ts time.Time, f Filter, fn func(RawEvent) error) error {
+	parts, err := events.SplitCommit(m.Data())
+	if err != nil {
+		return fmt.Errorf("replay: commit %d: %w", seq, err)
+	}
+	aggType, aggID, err := events.ParseEventSubject(m.Subject())
+	if err != nil {
+		return fmt.Errorf("replay: commit %d: %w", seq, err)
+	}
+	h := m.Headers()
+	types := strings.Split(h.Get(HeaderTypes), ",")
+	project, ours := h.Get(HeaderProject), h.Get(HeaderTypes) != ""
+	for i, p := range parts {
+		r := RawEvent{Sequence: seq, Time: ts, AggregateType: aggType, AggregateID: aggID, ProjectID: project, JSON: p}
+		if ours && len(types) == len(parts) {
+			r.Type = types[i]
+		} else {
+			// A commit without our headers: read what filters need.
+			e, err := r.Envelope()
+			if err != nil {
+				return fmt.Errorf("replay: commit %d: %w", seq, err)
+			}
+			r.Type, r.ProjectID = e.Type, e.ProjectID
+		}
+		if len(f.Types) > 0 && !slices.Contains(f.Types, r.Type) {
+			continue
+		}
+		if f.ProjectID != "" && r.ProjectID != f.ProjectID {
+			continue
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -35,6 +35,7 @@ const (
 	HeaderVersion = "Elb-Version" // aggregate version after the commit
 	HeaderCount   = "Elb-Count"   // events in the commit
 	HeaderTypes   = "Elb-Types"   // comma-separated event types
+	HeaderProject = "Elb-Project" // project of the command that appended
 )
 
 // Store appends and reads events. It is safe for concurrent use.
@@ -134,6 +135,9 @@ func (s *Store) Append(ctx context.Context, aggType, aggID string, expected uint
 	msg.Header.Set(HeaderVersion, strconv.FormatUint(newVersion, 10))
 	msg.Header.Set(HeaderCount, strconv.Itoa(len(evs)))
 	msg.Header.Set(HeaderTypes, types)
+	if p := commitProject(evs); p != "" {
+		msg.Header.Set(HeaderProject, p)
+	}
 
 	for attempt := 0; ; attempt++ {
 		head, err := s.head(ctx, subject, attempt > 0)
@@ -413,4 +417,15 @@ func (s *Store) LastSequence(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("event stream info: %w", err)
 	}
 	return info.State.LastSeq, nil
+}
+
+// commitProject is the project all events of a commit share, or "".
+func commitProject(evs []events.Envelope) string {
+	p := evs[0].ProjectID
+	for _, e := range evs[1:] {
+		if e.ProjectID != p {
+			return ""
+		}
+	}
+	return p
 }

@@ -37,6 +37,9 @@ type ServerConfig struct {
 	AgentSecret string
 	// Logger receives the server's notices and errors; nil silences it.
 	Logger *slog.Logger
+	// UnsafeNoSync turns off the fsync before every ack. Only benchmarks use
+	// it, to fill a stream quickly; acked events may then be lost on a crash.
+	UnsafeNoSync bool
 }
 
 // Server is a running embedded NATS server with JetStream.
@@ -56,7 +59,7 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		ServerName:         "elb-embedded",
 		JetStream:          true,
 		StoreDir:           cfg.StoreDir,
-		SyncAlways:         true,
+		SyncAlways:         !cfg.UnsafeNoSync,
 		JetStreamMaxMemory: 256 << 20,
 		MaxPayload:         8 << 20,
 		NoSigs:             true,
