@@ -3,10 +3,7 @@
 package natsx
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -130,17 +127,11 @@ func (s *Server) Shutdown() {
 // NATS exposes the underlying server (tests use it to restart or inspect).
 func (s *Server) NATS() *server.Server { return s.ns }
 
-// AgentUser is the NATS user name of a node's agent.
-func AgentUser(nodeID string) string { return "agent-" + nodeID }
+// AgentUser is events.AgentUser (kept here for callers that configure the server).
+func AgentUser(nodeID string) string { return events.AgentUser(nodeID) }
 
-// AgentPassword derives a node agent's password from the cluster's agent
-// secret, so the server can check any agent without a credential database and
-// a leaked password opens exactly one node's subjects.
-func AgentPassword(secret, nodeID string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(nodeID))
-	return hex.EncodeToString(m.Sum(nil))
-}
+// AgentPassword is events.AgentPassword.
+func AgentPassword(secret, nodeID string) string { return events.AgentPassword(secret, nodeID) }
 
 // AgentPermissions are what one agent may do: publish its own reports, read
 // its own desired-config key (through a KV watch), use its own inboxes.
@@ -184,7 +175,7 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 		if !events.ValidToken(node) {
 			return false
 		}
-		want := AgentPassword(a.agentSecret, node)
+		want := events.AgentPassword(a.agentSecret, node)
 		if subtle.ConstantTimeCompare([]byte(o.Password), []byte(want)) != 1 {
 			return false
 		}
