@@ -59,6 +59,13 @@ require (
 )
 
 replace (
+	github.com/elbcloud/elb/agents => ../../agents
 	github.com/elbcloud/elb/events => ../../events
 	github.com/elbcloud/elb/platform => ../../platform
+	github.com/elbcloud/elb/services/alarm => ../../services/alarm
+	github.com/elbcloud/elb/services/allocator => ../../services/allocator
+	github.com/elbcloud/elb/services/apigw => ../../services/apigw
+	github.com/elbcloud/elb/services/provisioner => ../../services/provisioner
+	github.com/elbcloud/elb/services/scaler => ../../services/scaler
+	github.com/elbcloud/elb/services/stats => ../../services/stats
 )
