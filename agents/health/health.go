@@ -76,9 +76,8 @@ type probeState struct {
 	target Target
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	sm      StateMachine
-	lastErr string
+	mu sync.Mutex
+	sm StateMachine
 }
 
 // New returns a checker that calls notify (from its own goroutines, one at a

@@ -70,8 +70,3 @@ func (o *outbox) pop() (outMsg, bool) {
 	return outMsg{}, false
 }
 
-func (o *outbox) len() (reports, samples int, dropped uint64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return len(o.reports), len(o.samples), o.dropped
-}
