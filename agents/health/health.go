@@ -171,7 +171,9 @@ func (c *Checker) Close() {
 
 func (c *Checker) run(ctx context.Context, ps *probeState) {
 	defer c.wg.Done()
-	t := ps.target
+	ps.mu.Lock()
+	t := ps.target // Set may replace Meta concurrently; the probe fields never change
+	ps.mu.Unlock()
 	interval := t.Config.Interval
 	if interval <= 0 {
 		interval = 5 * time.Second

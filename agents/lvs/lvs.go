@@ -22,6 +22,7 @@ import (
 
 	"github.com/elbcloud/elb/agents/health"
 	"github.com/elbcloud/elb/agents/l4"
+	"github.com/elbcloud/elb/agents/vrrp"
 	"github.com/elbcloud/elb/events"
 )
 
@@ -45,6 +46,12 @@ type HealthChecker interface {
 	Set([]health.Target)
 	Healthy(key string) (healthy, known bool)
 	Close()
+}
+
+// VRRP is the part of vrrp.Manager the role drives.
+type VRRP interface {
+	Apply(vrrp.Config) error
+	Close() error
 }
 
 // Options configure the role.
@@ -90,6 +97,19 @@ type Role struct {
 	prevD map[destKey]l4.Stats
 	// targets is what the checker was last given.
 	targets []health.Target
+
+	vrrp     VRRP
+	vrrpPair vrrp.Pair
+}
+
+// WithVRRP makes every reconcile also render the node's VIPs into
+// keepalived (through m, usually a *vrrp.Manager) as one instance of pair.
+// Call before the first Reconcile; Close closes m.
+func (r *Role) WithVRRP(m VRRP, pair vrrp.Pair) *Role {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.vrrp, r.vrrpPair = m, pair
+	return r
 }
 
 type destKey struct {
@@ -150,7 +170,14 @@ func (r *Role) Driver() string { return r.driver.Name() }
 // the data plane programmed).
 func (r *Role) Close() error {
 	r.checker.Close()
-	return r.driver.Close()
+	var errs []error
+	r.mu.Lock()
+	m := r.vrrp
+	r.mu.Unlock()
+	if m != nil {
+		errs = append(errs, m.Close())
+	}
+	return errors.Join(append(errs, r.driver.Close())...)
 }
 
 func (r *Role) onHealth(c health.Change) {
@@ -189,6 +216,18 @@ func (r *Role) Reconcile(ctx context.Context, cfg *events.NodeConfig) error {
 	}
 	if err := r.driver.Apply(ctx, st); err != nil {
 		return fmt.Errorf("apply lvs config version %d: %w", cfg.Version, err)
+	}
+	r.mu.Lock()
+	m, pair := r.vrrp, r.vrrpPair
+	r.mu.Unlock()
+	if m != nil {
+		vcfg, err := vrrp.ForNode(cfg, pair)
+		if err == nil {
+			err = m.Apply(vcfg)
+		}
+		if err != nil {
+			return fmt.Errorf("vrrp for lvs config version %d: %w", cfg.Version, err)
+		}
 	}
 	return nil
 }

@@ -9,10 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elbcloud/elb/agents/app"
 	"github.com/elbcloud/elb/agents/health"
 	"github.com/elbcloud/elb/agents/l4"
 	"github.com/elbcloud/elb/agents/l4/userspace"
 	"github.com/elbcloud/elb/agents/runtime"
+	"github.com/elbcloud/elb/agents/vrrp"
 	"github.com/elbcloud/elb/events"
 )
 
@@ -248,3 +250,52 @@ func TestKilledBackendLeavesRotationWithTheRealChecker(t *testing.T) {
 
 // The role plugs into the shared agent runtime.
 var _ runtime.Role = (*Role)(nil)
+
+func TestFactoryRegistersTheRoleWithTheApp(t *testing.T) {
+	cfg, err := app.ParseFlags([]string{"--role", "lvs", "--node-id", "lvs-1", "--driver", "userspace", "--state-dir", t.TempDir()}, nil)
+	if err != nil {
+		t.Fatalf("app does not know the lvs role: %v", err)
+	}
+	role, closer, err := Factory(cfg, &fakeHooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	if role.Name() != events.RoleLVS || role.Driver() != "userspace" {
+		t.Fatalf("role %s driver %s", role.Name(), role.Driver())
+	}
+	if _, _, err := Factory(app.Config{Driver: "bogus", NodeID: "x"}, &fakeHooks{}); err == nil {
+		t.Fatal("unknown driver accepted")
+	}
+}
+
+type fakeVRRP struct {
+	mu      sync.Mutex
+	applied []vrrp.Config
+	closed  bool
+}
+
+func (f *fakeVRRP) Apply(c vrrp.Config) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied = append(f.applied, c)
+	return nil
+}
+func (f *fakeVRRP) Close() error { f.closed = true; return nil }
+
+func TestReconcileRendersTheVIPsIntoKeepalived(t *testing.T) {
+	fv := &fakeVRRP{}
+	r := newRole(Options{NodeID: "lvs-1"}, userspace.New(userspace.Config{}), nil, &fakeChecker{}).
+		WithVRRP(fv, vrrp.Pair{Name: "pair_1", Interface: "eth0", VirtualRouterID: 9, Priority: 100, Backup: true})
+	cfg := &events.NodeConfig{NodeID: "lvs-1", Role: events.RoleLVS, Version: 1, LoadBalancers: []events.LBConfig{{
+		ID: "lb", VIP: "127.0.79.30", Listeners: []events.ListenerConfig{{ID: "l", Protocol: "TCP", Port: 17300, ForwardMethod: "NAT",
+			L4Targets: []events.Target{{ID: "t", Address: "127.0.0.1", Port: 1, Weight: 1}}}},
+	}}}
+	if err := r.Reconcile(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if len(fv.applied) != 1 || len(fv.applied[0].Instances) != 1 || fv.applied[0].Instances[0].VIPs[0].String() != "127.0.79.30/32" || !fv.closed {
+		t.Fatalf("keepalived got %+v (closed %v)", fv.applied, fv.closed)
+	}
+}

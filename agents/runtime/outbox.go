@@ -69,4 +69,3 @@ func (o *outbox) pop() (outMsg, bool) {
 	}
 	return outMsg{}, false
 }
-

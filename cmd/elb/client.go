@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/elbcloud/elb/agents/app"
+	_ "github.com/elbcloud/elb/agents/lvs" // registers the lvs role
 	"github.com/elbcloud/elb/cmd/elb/internal/cli"
 )
 

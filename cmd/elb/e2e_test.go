@@ -269,7 +269,7 @@ func TestE2EWholeFlowOnElbUpDefaults(t *testing.T) {
 	p.waitLB(t, lbID, "ACTIVE")
 	poolID := pool["id"].(string)
 	p.create(t, "/v2.0/lbaas/healthmonitors", "healthmonitor", map[string]any{
-		"pool_id": poolID, "type": "HTTP", "delay": 1, "timeout": 1, "max_retries": 1, "max_retries_down": 2, "url_path": "/"})
+		"pool_id": poolID, "type": "HTTP", "delay": 2, "timeout": 1, "max_retries": 1, "max_retries_down": 2, "url_path": "/"})
 	p.waitLB(t, lbID, "ACTIVE")
 	a, b := newBackend(t, "a"), newBackend(t, "b")
 	for _, be := range []*countingBackend{a, b} {

@@ -43,7 +43,7 @@ func services(ctx context.Context, c upConfig, b *bus, ln net.Listener, log *slo
 	}
 	driver, err := local.New(ctx, local.Config{
 		Argv:        argv,
-		DataDir:     filepath.Join(c.DataDir, "nodes"),
+		DataDir:     c.DataDir, // the driver keeps local-nodes.json and nodes/<id>/ there
 		NATSURL:     b.agentURL,
 		AgentSecret: b.agentSecr,
 		JS:          b.js,

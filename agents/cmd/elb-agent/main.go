@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/elbcloud/elb/agents/app"
+	_ "github.com/elbcloud/elb/agents/lvs" // registers the lvs role
 )
 
 func main() {

@@ -115,9 +115,10 @@ type service struct {
 	ln net.Listener   // tcp
 	pc net.PacketConn // udp
 	// open tracks established TCP connections so that Close can end them.
-	openMu sync.Mutex
-	open   map[net.Conn]struct{}
-	udp    map[string]*udpFlow
+	openMu  sync.Mutex
+	open    map[net.Conn]struct{}
+	closing bool // guarded by openMu
+	udp     map[string]*udpFlow
 }
 
 // Apply implements l4.Driver.
@@ -145,6 +146,7 @@ func (d *Driver) Apply(ctx context.Context, desired l4.State) error {
 			}
 			d.svcs[s.Key()] = svc
 			d.log.Info("service added", "service", s.Key().String(), "scheduler", s.Scheduler)
+			continue
 		}
 		svc.reconfigure(s)
 	}
@@ -195,8 +197,11 @@ func listenConfig() net.ListenConfig {
 	}}
 }
 
+// start binds a new service and starts serving it. Driver.mu must be held.
 func (d *Driver) start(spec l4.Service) (*service, error) {
 	s := &service{d: d, key: spec.Key(), backends: map[netip.AddrPort]*backend{}, open: map[net.Conn]struct{}{}}
+	// The pool must exist before the first connection can be accepted.
+	s.reconfigure(spec)
 	addr := netip.AddrPortFrom(spec.VIP, spec.Port).String()
 	lc := listenConfig()
 	switch spec.Protocol {
@@ -259,14 +264,20 @@ func addrOf(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-func (s *service) track(c net.Conn, add bool) {
+// track adds or removes an established connection; adding fails once the
+// driver is closing (Close ends every tracked connection).
+func (s *service) track(c net.Conn, add bool) bool {
 	s.openMu.Lock()
 	defer s.openMu.Unlock()
-	if add {
-		s.open[c] = struct{}{}
-	} else {
+	if !add {
 		delete(s.open, c)
+		return true
 	}
+	if s.closing {
+		return false
+	}
+	s.open[c] = struct{}{}
+	return true
 }
 
 func (s *service) handleTCP(client *net.TCPConn) {
@@ -292,8 +303,9 @@ func (s *service) handleTCP(client *net.TCPConn) {
 		return
 	}
 	defer up.Close()
-	s.track(client, true)
-	s.track(up, true)
+	if !s.track(client, true) || !s.track(up, true) {
+		return // the driver is closing
+	}
 	defer s.track(client, false)
 	defer s.track(up, false)
 	b.conns.Add(1)
@@ -303,18 +315,31 @@ func (s *service) handleTCP(client *net.TCPConn) {
 	defer b.active.Add(-1)
 	defer s.active.Add(-1)
 
+	// EOF on one side is passed on as a half-close; an error (reset,
+	// timeout) aborts both sides, so that neither waits for a peer that
+	// is gone.
 	done := make(chan struct{})
 	go func() {
-		n, _ := s.d.copy(up, client)
+		n, err := s.d.copy(up, client)
 		b.bytesIn.Add(uint64(n))
 		s.bytesIn.Add(uint64(n))
-		up.CloseWrite()
+		if err != nil {
+			client.Close()
+			up.Close()
+		} else {
+			up.CloseWrite()
+		}
 		close(done)
 	}()
-	n, _ := s.d.copy(client, up)
+	n, err := s.d.copy(client, up)
 	b.bytesOut.Add(uint64(n))
 	s.bytesOut.Add(uint64(n))
-	client.CloseWrite()
+	if err != nil {
+		client.Close()
+		up.Close()
+	} else {
+		client.CloseWrite()
+	}
 	<-done
 }
 
@@ -484,6 +509,7 @@ func (d *Driver) Close() error {
 	for _, s := range all {
 		s.stopListening()
 		s.openMu.Lock()
+		s.closing = true
 		for c := range s.open {
 			c.Close()
 		}

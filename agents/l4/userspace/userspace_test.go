@@ -108,3 +108,54 @@ func TestBulkTransferSurvivesEveryCopyMode(t *testing.T) {
 		d.Close()
 	}
 }
+
+// TestBackendResetEndsTheClientConnection checks that a reset from the
+// backend closes the client side too, instead of leaving the forwarder
+// waiting for a client that never hangs up.
+func TestBackendResetEndsTheClientConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.(*net.TCPConn).SetLinger(0) // close sends RST
+			c.Close()
+		}
+	}()
+	be := netip.MustParseAddrPort(ln.Addr().String())
+	d := New(Config{})
+	defer d.Close()
+	vip := netip.AddrPortFrom(netip.MustParseAddr("127.0.77.41"), 17060)
+	if err := d.Apply(context.Background(), l4.State{Services: []l4.Service{{VIP: vip.Addr(), Port: vip.Port(), Protocol: l4.TCP,
+		Scheduler: l4.RR, Forward: l4.NAT, Destinations: []l4.Destination{{Addr: be.Addr(), Port: be.Port(), Weight: 1}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", vip.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close() // the client never hangs up by itself
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("read data from a backend that reset")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("client connection still open after the backend reset")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, _ := d.Stats(context.Background())
+		if len(st) == 1 && st[0].Total.Active == 0 && st[0].Total.Connections == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("forwarder still holds the connection: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,9 +1,12 @@
 package nginx
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -30,8 +33,20 @@ func (p Paths) ErrorLog() string { return filepath.Join(p.Dir, "logs", "error.lo
 // AccessLog is the JSON access log the driver tails.
 func (p Paths) AccessLog() string { return filepath.Join(p.Dir, "logs", "access.log") }
 
-// StatusSocket is the unix socket of the stub_status server.
-func (p Paths) StatusSocket() string { return filepath.Join(p.Dir, "status.sock") }
+// StatusSocket is the unix socket of the stub_status server. A unix socket
+// path must fit in sun_path (108 bytes with its NUL); when the prefix dir is
+// too deep the socket moves to the temp dir under a name derived from the
+// prefix dir, so it stays the same across agent restarts.
+func (p Paths) StatusSocket() string {
+	sock := filepath.Join(p.Dir, "status.sock")
+	if len(sock) < maxSocketPath {
+		return sock
+	}
+	sum := sha256.Sum256([]byte(p.Dir))
+	return filepath.Join(os.TempDir(), "elb-nginx-"+hex.EncodeToString(sum[:8])+".sock")
+}
+
+const maxSocketPath = 100
 
 // RenderOptions tune the rendered config.
 type RenderOptions struct {

@@ -140,3 +140,15 @@ func TestParseLineClassifiesUpstreamAttempts(t *testing.T) {
 		t.Error("jsonLiteral does not escape quotes")
 	}
 }
+
+func TestStatusSocketFitsInSunPath(t *testing.T) {
+	short := Paths{Dir: "/var/lib/elb/nginx"}
+	if got := short.StatusSocket(); got != "/var/lib/elb/nginx/status.sock" {
+		t.Fatalf("short dir: %s", got)
+	}
+	deep := Paths{Dir: "/tmp/" + strings.Repeat("d", 120) + "/nginx"}
+	got := deep.StatusSocket()
+	if len(got) >= maxSocketPath || got != deep.StatusSocket() {
+		t.Fatalf("deep dir: %q (len %d)", got, len(got))
+	}
+}

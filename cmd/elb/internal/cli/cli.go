@@ -84,7 +84,7 @@ func usageErr(format string, args ...any) error {
 const helpText = `usage: elb RESOURCE ACTION [ID] [flags]
 
 resources: loadbalancer (lb), listener, pool, member, healthmonitor (hm)
-actions:   create, list, show, update, delete  (loadbalancer also: status, stats)
+actions:   create, list, show, update, delete  (loadbalancer also: status, stats, failover)
            elb events [filters]               the audit log (NDJSON with -o json)
 
 common flags: --endpoint URL (ELB_ENDPOINT), --token T (ELB_TOKEN), -o table|json,

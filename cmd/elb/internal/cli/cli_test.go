@@ -61,6 +61,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			st = "ACTIVE"
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"loadbalancer": lb("lb1", st)})
+	case r.Method == "PUT" && r.URL.Path == "/v2.0/lbaas/loadbalancers/lb1/failover":
+		w.WriteHeader(202)
 	case r.Method == "GET" && r.URL.Path == "/v2.0/lbaas/loadbalancers/bad":
 		_ = json.NewEncoder(w).Encode(map[string]any{"loadbalancer": lb("bad", "ERROR")})
 	case r.Method == "DELETE" && r.URL.Path == "/v2.0/lbaas/loadbalancers/lb1":
@@ -164,7 +166,11 @@ func TestListShowStatusDeleteAndEvents(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "member m1  10.0.0.1:80 ACTIVE/ERROR") || !strings.Contains(out, "node n1 127.0.1.1") {
 		t.Fatalf("status %d:\n%s", code, out)
 	}
-	code, out, errs := run(t, f, nil, "loadbalancer", "delete", "lb1", "--cascade", "--wait")
+	code, out, errs := run(t, f, nil, "loadbalancer", "failover", "lb1", "--wait")
+	if code != 0 || !strings.Contains(out, "failover of loadbalancer lb1 accepted") {
+		t.Fatalf("failover %d: %s %s", code, out, errs)
+	}
+	code, out, errs = run(t, f, nil, "loadbalancer", "delete", "lb1", "--cascade", "--wait")
 	if code != 0 || !strings.Contains(out, "deleted") || !strings.Contains(errs, "DELETED") {
 		t.Fatalf("delete %d: %s %s", code, out, errs)
 	}

@@ -213,7 +213,7 @@ func (r *runner) resource(k kind, action string, args []string) error {
 	case "list", "ls":
 		action = "list"
 		fs.Var(&filters, "filter", "field=value filter, also limit=N, sort_key=…, tags=… (repeatable)")
-	case "show", "get", "delete", "rm", "status", "stats":
+	case "show", "get", "delete", "rm", "status", "stats", "failover":
 	default:
 		return usageErr("unknown action %q for %s", action, k.name)
 	}
@@ -241,7 +241,7 @@ func (r *runner) resource(k kind, action string, args []string) error {
 	if !needID && len(pos) != 0 {
 		return usageErr("unexpected argument %q", pos[0])
 	}
-	if (action == "status" || action == "stats") && k.name != "loadbalancer" && !(action == "stats" && k.name == "listener") {
+	if (action == "status" || action == "stats" || action == "failover") && k.name != "loadbalancer" && !(action == "stats" && k.name == "listener") {
 		return usageErr("%s has no %s", k.name, action)
 	}
 	base := k.base(parent)
@@ -273,6 +273,17 @@ func (r *runner) resource(k kind, action string, args []string) error {
 			return err
 		}
 		return r.printTree(out)
+	case "failover":
+		if err := r.call("PUT", base+"/"+url.PathEscape(pos[0])+"/failover", nil, nil); err != nil {
+			return err
+		}
+		if r.output == "table" {
+			fmt.Fprintf(r.stdout, "failover of loadbalancer %s accepted\n", pos[0])
+		}
+		if r.wait {
+			return r.waitLB(pos[0], false)
+		}
+		return nil
 	case "stats":
 		var out map[string]any
 		if err := r.call("GET", base+"/"+url.PathEscape(pos[0])+"/stats", nil, &out); err != nil {
