@@ -9,7 +9,8 @@ start=$(date +%s)
 for m in $modules; do
   t0=$(date +%s)
   echo "== test $m"
-  if ! (cd "$m" && go test -count=1 -timeout 20m "$@" ./...); then
+  # The IPVS-in-qemu test runs once, afterwards, as `make test-ipvs`.
+  if ! (cd "$m" && ELB_SKIP_VM=1 go test -count=1 -timeout 20m "$@" ./...); then
     failed+=("$m")
   fi
   echo "== $m took $(( $(date +%s) - t0 ))s"

@@ -83,6 +83,10 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p) || events.IsDecodeError(err)
 }
 
+// errStopping marks a handler error caused by the consumer being stopped: the
+// message is neither retried nor parked but handed back to the server.
+var errStopping = errors.New("consumer stopping")
+
 // ErrTooManyDeliveries parks a message that keeps coming back (e.g. because
 // handling it crashes the process).
 var ErrTooManyDeliveries = errors.New("too many deliveries")
@@ -170,7 +174,9 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler) err
 		return fmt.Errorf("consumer %s: %w", cfg.Name, err)
 	}
 	dlq := &dlqPublisher{js: js, consumer: cfg.Name}
-	poison, err := middleware.PoisonQueueWithFilter(dlq, events.DeadLetterSubjectPrefix+cfg.Name, func(error) bool { return true })
+	poison, err := middleware.PoisonQueueWithFilter(dlq, events.DeadLetterSubjectPrefix+cfg.Name, func(err error) bool {
+		return !errors.Is(err, errStopping) // a message cut short by a stop is redelivered, not parked
+	})
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", cfg.Name, err)
 	}
@@ -181,7 +187,7 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler) err
 		MaxInterval:     2 * time.Second,
 		Logger:          wlog,
 		ShouldRetry: func(p middleware.RetryParams) bool {
-			return !IsPermanent(p.Err)
+			return !IsPermanent(p.Err) && !errors.Is(p.Err, errStopping)
 		},
 	}
 	router.AddMiddleware(poison, retry.Middleware, middleware.Recoverer)
@@ -192,6 +198,9 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, h Handler) err
 			return Permanent(fmt.Errorf("%w: %d", ErrTooManyDeliveries, m.Delivered))
 		}
 		err := h(wm.Context(), m)
+		if err != nil && wm.Context().Err() != nil {
+			return fmt.Errorf("%w: %w", errStopping, err)
+		}
 		if err != nil {
 			log.Warn("handler failed", "subject", m.Subject, "seq", m.Sequence, "err", err, "permanent", IsPermanent(err))
 		}
@@ -264,7 +273,11 @@ func (s *subscriber) Subscribe(ctx context.Context, _ string) (<-chan *message.M
 					s.log.Warn("ack failed", "seq", m.Sequence, "err", err)
 				}
 			case <-wm.Nacked():
-				_ = jm.NakWithDelay(time.Second)
+				if ctx.Err() != nil {
+					_ = jm.Nak() // stopping: let another instance have it now
+				} else {
+					_ = jm.NakWithDelay(time.Second)
+				}
 			case <-ctx.Done():
 				_ = jm.Nak()
 				return

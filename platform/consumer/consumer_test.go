@@ -156,3 +156,30 @@ func TestDurableResumesAfterRestart(t *testing.T) {
 	run(t, bus, consumer.Config{Name: "test-resume"}, h)
 	testkit.Eventually(t, 5*time.Second, func() bool { return count.Load() == 2 }, "second only (got %d)", count.Load())
 }
+
+func TestStopDuringHandlingRedeliversInsteadOfParking(t *testing.T) {
+	bus := testkit.NATS(t)
+	st, _ := eventstore.New(testkit.Context(t, 5*time.Second), bus.JS)
+	appendOne(t, st, "slow")
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- consumer.Run(ctx, bus.JS, consumer.Config{Name: "test-stop", AckWait: time.Second}, consumer.Events(func(hctx context.Context, _ events.Event) error {
+			close(started)
+			<-hctx.Done()
+			return hctx.Err()
+		}))
+	}()
+	<-started
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := dlqCount(t, bus); n != 0 {
+		t.Fatalf("%d messages parked by a stop", n)
+	}
+	var got atomic.Int32
+	run(t, bus, consumer.Config{Name: "test-stop"}, consumer.Events(func(context.Context, events.Event) error { got.Add(1); return nil }))
+	testkit.Eventually(t, 10*time.Second, func() bool { return got.Load() == 1 }, "the interrupted message is delivered again")
+}

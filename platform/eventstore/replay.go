@@ -127,6 +127,9 @@ func (s *Store) ReplayRaw(ctx context.Context, f Filter, fn func(RawEvent) error
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+		return nil // nothing matches: the iterator would wait forever
+	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)

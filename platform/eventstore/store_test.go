@@ -397,3 +397,20 @@ func crashChild() {
 		_ = w.Flush()
 	}
 }
+
+func TestReplayWithAFilterThatMatchesNothingReturns(t *testing.T) {
+	st, _ := newStore(t)
+	ctx := testkit.Context(t, 10*time.Second)
+	if _, err := st.Append(ctx, events.AggLoadBalancer, "lb1", 0, "", memberAdded(1)); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []eventstore.Filter{
+		{AggregateType: events.AggVIPPool},
+		{AggregateType: events.AggLoadBalancer, AggregateID: "other"},
+		{Since: time.Now().Add(time.Hour)},
+	} {
+		if err := st.Replay(ctx, f, func(events.Envelope) error { return errors.New("nothing should match") }); err != nil {
+			t.Errorf("%+v: %v", f, err)
+		}
+	}
+}
