@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/elbcloud/elb/agents/app"
 	"github.com/elbcloud/elb/events"
@@ -84,14 +85,20 @@ func services(ctx context.Context, c upConfig, b *bus, ln net.Listener, log *slo
 			})
 		}},
 		{"provisioner", func(ctx context.Context) error {
-			return provisioner.Run(ctx, provisioner.Config{JS: b.js, NC: b.nc, Driver: driver, Logger: log})
+			return provisioner.Run(ctx, provisioner.Config{
+				JS: b.js, NC: b.nc, Driver: driver, Logger: log,
+				// Local nodes are processes: they are ready in well under a
+				// second, and agents heartbeat every 2 s.
+				Deadlines:     provisioner.Deadlines{VMReady: 20 * time.Second},
+				NodeLostAfter: 10 * time.Second,
+			})
 		}},
 		{"stats", statsSvc.Run},
 		{"scaler", func(ctx context.Context) error {
 			return scaler.Run(ctx, scaler.Config{JS: b.js, NC: b.nc, Registerer: reg, Logger: log})
 		}},
 		{"alarm", func(ctx context.Context) error {
-			return alarm.Run(ctx, alarm.Config{JS: b.js, NC: b.nc, Logger: log})
+			return alarm.Run(ctx, alarm.Config{JS: b.js, NC: b.nc, Registerer: reg, Logger: log})
 		}},
 		{"lvs-agent", func(ctx context.Context) error { return app.Run(ctx, lvsCfg) }},
 	}, nil
