@@ -13,7 +13,7 @@ declare -A want=(
   [busybox]=busybox-static
   [cpio]=cpio
   [promtool]=prometheus
-  [clickhouse]=clickhouse-server
+  [clickhouse-server]=clickhouse-server
   [clickhouse-client]=clickhouse-client
   [taskset]=util-linux
 )
