@@ -302,6 +302,9 @@ func TestE2EWholeFlowOnElbUpDefaults(t *testing.T) {
 	if a.count() < 10 || b.count() < 10 {
 		t.Fatalf("traffic did not spread: a=%d b=%d", a.count(), b.count())
 	}
+	if n := len(nodeProcesses(t, dataDir)); n != 1 {
+		t.Fatalf("%d tengine node processes for one load balancer, want 1", n)
+	}
 
 	// Kill a backend: it leaves rotation and clients see no errors after.
 	b.srv.Close()
@@ -366,9 +369,39 @@ func TestE2EWholeFlowOnElbUpDefaults(t *testing.T) {
 		return code == 404
 	}, "deleted load balancer is gone")
 	eventually(t, 30*time.Second, func() bool { _, err := get(); return err != nil }, "the VIP stops answering")
+	eventually(t, 30*time.Second, func() bool { return len(nodeProcesses(t, dataDir)) == 0 },
+		"every node process of the deleted load balancer is gone (left: %v)", nodeProcesses(t, dataDir))
 	lb2 := p.create(t, "/v2.0/lbaas/loadbalancers", "loadbalancer", map[string]any{"name": "again"})
+	if n := len(nodeProcesses(t, dataDir)); n > 1 {
+		t.Errorf("%d node processes right after a create, want at most 1", n)
+	}
 	lb2 = p.waitLB(t, lb2["id"].(string), "ACTIVE")
 	if lb2["vip_address"] != vip {
 		t.Logf("new load balancer got %v (the released %s may be handed out later)", lb2["vip_address"], vip)
 	}
+}
+
+// nodeProcesses lists the pids of local tengine nodes started for dataDir:
+// the local compute driver marks them with ELB_LOCAL_DIR in the environment.
+func nodeProcesses(t *testing.T, dataDir string) []int {
+	t.Helper()
+	abs, _ := filepath.Abs(dataDir)
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if v, ok := bytes.CutPrefix(kv, []byte("ELB_LOCAL_DIR=")); ok && (string(v) == dataDir || string(v) == abs) {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
 }

@@ -131,7 +131,7 @@ func (d *Driver) consume(b []byte) []byte {
 			}
 			return append([]byte(nil), b...)
 		}
-		if r, err := parseLine(b[:i]); err == nil {
+		if r, err := parseAccessLine(b[:i]); err == nil {
 			d.acc.Record(r)
 		}
 		b = b[i+1:]
