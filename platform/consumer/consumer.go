@@ -225,66 +225,77 @@ type subscriber struct {
 }
 
 func (s *subscriber) Subscribe(ctx context.Context, _ string) (<-chan *message.Message, error) {
-	it, err := s.cons.Messages(jetstream.PullMaxMessages(64))
-	if err != nil {
-		return nil, err
-	}
 	out := make(chan *message.Message)
 	go func() {
 		defer close(out)
-		defer it.Stop()
-		go func() {
+		// One pull of one message at a time: nothing is ever waiting in a
+		// client buffer or in a pull request nobody reads, so a message
+		// handed back on stop goes straight to the next instance.
+		for ctx.Err() == nil {
 			select {
-			case <-ctx.Done():
 			case <-s.closed:
+				return
+			default:
 			}
-			it.Stop()
-		}()
-		for {
-			jm, err := it.Next()
+			batch, err := s.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 			if err != nil {
-				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				if ctx.Err() != nil {
 					return
 				}
 				s.log.Warn("fetch failed", "err", err)
+				time.Sleep(200 * time.Millisecond)
 				continue
 			}
-			meta, err := jm.Metadata()
-			if err != nil {
-				s.log.Warn("message without metadata", "err", err)
-				_ = jm.Term()
-				continue
-			}
-			m := Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Sequence: meta.Sequence.Stream,
-				Delivered: int(meta.NumDelivered), Time: meta.Timestamp}
-			wm := message.NewMessage(watermill.NewUUID(), jm.Data())
-			wm.Metadata.Set(HeaderDLQSubject, m.Subject)
-			wm.Metadata.Set(HeaderDLQSequence, strconv.FormatUint(m.Sequence, 10))
-			wm.SetContext(context.WithValue(ctx, ctxKey{}, m))
-			select {
-			case out <- wm:
-			case <-ctx.Done():
-				_ = jm.Nak()
-				return
-			}
-			select {
-			case <-wm.Acked():
-				if err := jm.DoubleAck(ctx); err != nil && ctx.Err() == nil {
-					s.log.Warn("ack failed", "seq", m.Sequence, "err", err)
-				}
-			case <-wm.Nacked():
+			for jm := range batch.Messages() {
 				if ctx.Err() != nil {
-					_ = jm.Nak() // stopping: let another instance have it now
-				} else {
-					_ = jm.NakWithDelay(time.Second)
+					_ = jm.Nak() // arrived while stopping
+					continue
 				}
-			case <-ctx.Done():
-				_ = jm.Nak()
-				return
+				s.deliver(ctx, out, jm)
 			}
 		}
 	}()
 	return out, nil
+}
+
+// deliver hands one message to the router and acks or naks it according to
+// the handler chain's verdict.
+func (s *subscriber) deliver(ctx context.Context, out chan<- *message.Message, jm jetstream.Msg) {
+	meta, err := jm.Metadata()
+	if err != nil {
+		s.log.Warn("message without metadata", "err", err)
+		_ = jm.Term()
+		return
+	}
+	m := Msg{Subject: jm.Subject(), Data: jm.Data(), Header: jm.Headers(), Sequence: meta.Sequence.Stream,
+		Delivered: int(meta.NumDelivered), Time: meta.Timestamp}
+	wm := message.NewMessage(watermill.NewUUID(), jm.Data())
+	wm.Metadata.Set(HeaderDLQSubject, m.Subject)
+	wm.Metadata.Set(HeaderDLQSequence, strconv.FormatUint(m.Sequence, 10))
+	wm.SetContext(context.WithValue(ctx, ctxKey{}, m))
+	select {
+	case out <- wm:
+	case <-ctx.Done():
+		_ = jm.Nak()
+		return
+	}
+	select {
+	case <-wm.Acked():
+		// Handled: the ack goes out even when the consumer is stopping.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := jm.DoubleAck(actx); err != nil {
+			s.log.Warn("ack failed; the message will be redelivered", "seq", m.Sequence, "err", err)
+		}
+		cancel()
+	case <-wm.Nacked():
+		if ctx.Err() != nil {
+			_ = jm.Nak() // stopping: let another instance have it now
+		} else {
+			_ = jm.NakWithDelay(time.Second)
+		}
+	case <-ctx.Done():
+		_ = jm.Nak()
+	}
 }
 
 func (s *subscriber) Close() error {

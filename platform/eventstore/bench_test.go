@@ -136,6 +136,10 @@ func BenchmarkLoadAggregateIn1M(b *testing.B) {
 	})
 	b.Run("cached", func(b *testing.B) {
 		st, _ := eventstore.New(ctx, bus.JS)
+		if _, _, err := st.Load(ctx, events.AggLoadBalancer, "target"); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			if _, _, err := st.Load(ctx, events.AggLoadBalancer, "target"); err != nil {
 				b.Fatal(err)

@@ -11,9 +11,9 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/elbcloud/elb/events"
+	"github.com/elbcloud/elb/platform/follow"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -95,61 +95,10 @@ func (p *Projector) advance(seq uint64) {
 // ordered consumer after bus errors and resumes after the last applied
 // sequence.
 func (p *Projector) Run(ctx context.Context) error {
-	stream, err := p.js.Stream(ctx, events.EventStream)
-	if err != nil {
-		return fmt.Errorf("projection: %w", err)
-	}
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("projection: %w", err)
-	}
-	target := info.State.LastSeq
-	caughtOnce := sync.OnceFunc(func() { close(p.caught) })
-	if target == 0 {
-		caughtOnce()
-	}
-	for ctx.Err() == nil {
-		err := p.follow(ctx, stream, target, caughtOnce)
-		if ctx.Err() != nil {
-			return nil
-		}
-		p.log.Warn("projection interrupted; resuming", "position", p.Position(), "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
-func (p *Projector) follow(ctx context.Context, stream jetstream.Stream, target uint64, caught func()) error {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: p.filters, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if pos := p.Position(); pos > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = pos + 1
-	}
-	cons, err := stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			return err
-		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return err
-		}
+	caught := sync.OnceFunc(func() { close(p.caught) })
+	return follow.Run(ctx, p.js, follow.Config{
+		Stream: events.EventStream, Filters: p.filters, Caught: caught, Log: p.log,
+	}, func(m jetstream.Msg, meta *jetstream.MsgMetadata) {
 		seq := meta.Sequence.Stream
 		evs, err := events.UnmarshalCommit(m.Data())
 		if err != nil {
@@ -162,8 +111,5 @@ func (p *Projector) follow(ctx context.Context, stream jetstream.Stream, target 
 			}
 		}
 		p.advance(seq)
-		if seq >= target || meta.NumPending == 0 {
-			caught()
-		}
-	}
+	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/elbcloud/elb/events"
 	"github.com/elbcloud/elb/platform/consumer"
 	"github.com/elbcloud/elb/platform/eventstore"
+	"github.com/elbcloud/elb/platform/follow"
 	"github.com/elbcloud/elb/platform/natsx"
 	"github.com/elbcloud/elb/platform/projection"
 	"github.com/elbcloud/elb/services/alarm/adapters/notify"
@@ -211,29 +212,25 @@ func Run(ctx context.Context, cfg Config) error {
 	// reports were replayed: alarms of real servers not replayed yet would
 	// otherwise be resolved as gone.
 	var ready sync.WaitGroup
-	follow := func(fc ports.FollowConfig, fn func(jetstream.Msg)) {
+	read := func(fc follow.Config, fn func(jetstream.Msg, *jetstream.MsgMetadata)) {
 		ready.Add(1)
 		fc.Caught, fc.Log = ready.Done, log
-		spawn(func() error { return ports.Follow(ctx, cfg.JS, fc, fn) })
+		spawn(func() error { return follow.Run(ctx, cfg.JS, fc, fn) })
 	}
-	follow(ports.FollowConfig{Stream: events.SampleStream, Filter: events.AgentSubjectPrefix + "*." + events.ReportSamples,
-		Policy: jetstream.DeliverNewPolicy}, func(m jetstream.Msg) {
+	read(follow.Config{Stream: events.SampleStream, Filters: []string{events.AgentSubjectPrefix + "*." + events.ReportSamples},
+		Policy: jetstream.DeliverNewPolicy}, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
 		if err := ports.HandleSamples(ctx, svc, m.Subject(), m.Data()); err != nil {
 			log.Warn("sample batch ignored", "subject", m.Subject(), "err", err)
 		}
 	})
-	follow(ports.FollowConfig{Stream: natsx.HeartbeatStream, Filter: events.AgentSubjectPrefix + "*." + events.ReportHeartbeat,
-		Policy: jetstream.DeliverLastPerSubjectPolicy}, func(m jetstream.Msg) {
-		var age time.Duration
-		if meta, err := m.Metadata(); err == nil {
-			age = time.Since(meta.Timestamp)
-		}
-		if err := ports.HandleHeartbeat(svc, m.Subject(), m.Data(), age); err != nil {
+	read(follow.Config{Stream: natsx.HeartbeatStream, Filters: []string{events.AgentSubjectPrefix + "*." + events.ReportHeartbeat},
+		Policy: jetstream.DeliverLastPerSubjectPolicy}, func(m jetstream.Msg, meta *jetstream.MsgMetadata) {
+		if err := ports.HandleHeartbeat(svc, m.Subject(), m.Data(), time.Since(meta.Timestamp)); err != nil {
 			log.Warn("heartbeat ignored", "subject", m.Subject(), "err", err)
 		}
 	})
-	follow(ports.FollowConfig{Stream: events.ReportStream, Filter: events.AgentSubjectPrefix + "*." + events.ReportHealth,
-		Policy: jetstream.DeliverAllPolicy}, func(m jetstream.Msg) {
+	read(follow.Config{Stream: events.ReportStream, Filters: []string{events.AgentSubjectPrefix + "*." + events.ReportHealth},
+		Policy: jetstream.DeliverAllPolicy}, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
 		if err := ports.HandleHealthReport(svc, m.Subject(), m.Data()); err != nil {
 			log.Warn("health report ignored", "subject", m.Subject(), "err", err)
 		}

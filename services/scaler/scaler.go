@@ -15,6 +15,7 @@ import (
 
 	"github.com/elbcloud/elb/events"
 	"github.com/elbcloud/elb/platform/eventstore"
+	"github.com/elbcloud/elb/platform/follow"
 	"github.com/elbcloud/elb/platform/projection"
 	"github.com/elbcloud/elb/services/scaler/app"
 	"github.com/elbcloud/elb/services/scaler/domain"
@@ -134,11 +135,11 @@ func Run(ctx context.Context, cfg Config) error {
 	// (docs/decisions/0602).
 	samplesReady := make(chan struct{})
 	spawn(func() error {
-		return ports.Follow(ctx, cfg.JS, ports.FollowConfig{
-			Stream: events.SampleStream, Filter: events.AgentSubjectPrefix + "*." + events.ReportSamples,
+		return follow.Run(ctx, cfg.JS, follow.Config{
+			Stream: events.SampleStream, Filters: []string{events.AgentSubjectPrefix + "*." + events.ReportSamples},
 			Policy: jetstream.DeliverByStartTimePolicy, StartTime: time.Now().Add(-pol.Window), // stream time is wall time
 			Caught: func() { close(samplesReady) }, Log: log,
-		}, func(m jetstream.Msg) {
+		}, func(m jetstream.Msg, _ *jetstream.MsgMetadata) {
 			if err := ports.HandleSamples(svc, m.Subject(), m.Data()); err != nil {
 				log.Debug("sample batch ignored", "subject", m.Subject(), "err", err)
 			}

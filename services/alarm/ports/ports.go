@@ -7,15 +7,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/elbcloud/elb/events"
 	"github.com/elbcloud/elb/platform/consumer"
 	"github.com/elbcloud/elb/services/alarm/app"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // NodeOfSubject returns the node id of an agent subject
@@ -86,95 +83,4 @@ func HandleHealthReport(svc *app.Service, subject string, data []byte) error {
 // consumer: at least once).
 func NotifyHandler(svc *app.Service) consumer.Handler {
 	return consumer.Events(svc.NotifyEvent)
-}
-
-// FollowConfig says what Follow reads.
-type FollowConfig struct {
-	Stream string
-	Filter string
-	// Policy is where a fresh follower starts: jetstream.DeliverNewPolicy,
-	// DeliverAllPolicy, DeliverLastPerSubjectPolicy or
-	// DeliverByStartTimePolicy (with StartTime).
-	Policy    jetstream.DeliverPolicy
-	StartTime time.Time
-	// Caught, when set, is called once everything that was in the stream
-	// when the follower started has been delivered.
-	Caught func()
-	Log    *slog.Logger
-}
-
-// Follow reads a stream with an ordered consumer (no server-side state, no
-// acks: the reader's state is in memory and rebuilt on start) and hands
-// every message to fn, in order, until ctx ends. After a bus error it
-// recreates the consumer and resumes after the last message handed over.
-func Follow(ctx context.Context, js jetstream.JetStream, cfg FollowConfig, fn func(m jetstream.Msg)) error {
-	var pos uint64
-	caught := func() {}
-	if cfg.Caught != nil {
-		caught = sync.OnceFunc(cfg.Caught)
-	}
-	// A follower that stops before catching up releases its waiters too.
-	defer caught()
-	for ctx.Err() == nil {
-		err := follow(ctx, js, cfg, &pos, caught, fn)
-		if ctx.Err() != nil {
-			return nil
-		}
-		cfg.Log.Warn("stream follower interrupted; resuming", "stream", cfg.Stream, "filter", cfg.Filter, "position", pos, "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
-func follow(ctx context.Context, js jetstream.JetStream, cfg FollowConfig, pos *uint64, caught func(), fn func(jetstream.Msg)) error {
-	stream, err := js.Stream(ctx, cfg.Stream)
-	if err != nil {
-		return err
-	}
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: []string{cfg.Filter}, DeliverPolicy: cfg.Policy}
-	switch {
-	case *pos > 0:
-		occ.DeliverPolicy, occ.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *pos+1
-	case cfg.Policy == jetstream.DeliverByStartTimePolicy:
-		start := cfg.StartTime
-		occ.OptStartTime = &start
-	}
-	cons, err := stream.OrderedConsumer(ctx, occ)
-	if err != nil {
-		return err
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return err
-	}
-	if info.NumPending == 0 {
-		caught()
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return err
-	}
-	defer it.Stop()
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
-	for {
-		m, err := it.Next()
-		if err != nil {
-			return err
-		}
-		meta, err := m.Metadata()
-		if err != nil {
-			return err
-		}
-		*pos = meta.Sequence.Stream
-		fn(m)
-		if meta.NumPending == 0 {
-			caught()
-		}
-	}
 }
