@@ -19,9 +19,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/elbcloud/elb/platform/natsx"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/elbcloud/elb/platform/natsx"
 )
 
 // upConfig is what `elb up` is told on its command line.
@@ -153,26 +154,23 @@ func startBus(ctx context.Context, c upConfig, log *slog.Logger) (*bus, error) {
 			b.srv.Shutdown()
 			return nil, err
 		}
-	} else {
-		opts := []nats.Option{nats.Name("elb-up"), nats.MaxReconnects(-1)}
-		if c.NATSUser != "" {
-			opts = append(opts, nats.UserInfo(c.NATSUser, c.NATSPass))
+		if b.js, err = jetstream.New(b.nc); err != nil {
+			b.close()
+			return nil, err
 		}
-		if b.nc, err = nats.Connect(c.NATSURLs, opts...); err != nil {
-			return nil, fmt.Errorf("connect to %s: %w", c.NATSURLs, err)
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := natsx.EnsureTopology(tctx, b.js, natsx.Topology{}); err != nil {
+			b.close()
+			return nil, err
 		}
-		b.agentURL = c.NATSURLs
+		return b, nil
 	}
-	if b.js, err = jetstream.New(b.nc); err != nil {
-		b.close()
+	b.nc, b.js, err = natsx.Dial(ctx, natsx.DialConfig{URLs: c.NATSURLs, User: c.NATSUser, Password: c.NATSPass, Name: "elb-up"})
+	if err != nil {
 		return nil, err
 	}
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := natsx.EnsureTopology(tctx, b.js, natsx.Topology{}); err != nil {
-		b.close()
-		return nil, err
-	}
+	b.agentURL = c.NATSURLs
 	return b, nil
 }
 

@@ -22,11 +22,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/elbcloud/elb/platform/httpx"
 	"github.com/elbcloud/elb/platform/natsx"
 	"github.com/elbcloud/elb/services/alarm"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func main() {
@@ -75,25 +75,11 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := []nats.Option{nats.Name("elb-alarm"), nats.MaxReconnects(-1)}
-	if *user != "" {
-		opts = append(opts, nats.UserInfo(*user, os.Getenv("ELB_NATS_PASSWORD")))
-	}
-	nc, err := nats.Connect(strings.TrimSpace(*urls), opts...)
-	if err != nil {
-		return fmt.Errorf("connect nats: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = natsx.EnsureTopology(tctx, js, natsx.Topology{Replicas: replicas})
-	cancel()
+	nc, js, err := natsx.Dial(ctx, natsx.DialConfig{URLs: *urls, User: *user, Password: os.Getenv("ELB_NATS_PASSWORD"), Name: "elb-alarm", Replicas: replicas})
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	cfg.JS, cfg.NC = js, nc
 	reg := httpx.NewRegistry()
 	cfg.Registerer = reg

@@ -16,14 +16,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/elbcloud/elb/platform/natsx"
 	"github.com/elbcloud/elb/services/allocator"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 type fileConfig struct {
@@ -66,17 +62,10 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	nc, err := nats.Connect(strings.TrimSpace(*urls), nats.UserInfo(*user, *password), nats.Name("allocator"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	nc, js, err := natsx.Dial(ctx, natsx.DialConfig{URLs: *urls, User: *user, Password: *password, Name: "elb-allocator", Replicas: *replicas})
 	if err != nil {
-		return fmt.Errorf("connect nats: %w", err)
+		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if err := natsx.EnsureTopology(ctx, js, natsx.Topology{Replicas: *replicas}); err != nil {
-		return err
-	}
 	return allocator.Run(ctx, allocator.Config{JS: js, Pools: fc.Pools, Pairs: fc.Pairs, Logger: log})
 }

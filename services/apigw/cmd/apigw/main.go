@@ -15,10 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/elbcloud/elb/platform/natsx"
 	"github.com/elbcloud/elb/services/apigw"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func main() {
@@ -49,25 +49,11 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	opts := []nats.Option{nats.Name("elb-apigw"), nats.MaxReconnects(-1)}
-	if *user != "" {
-		opts = append(opts, nats.UserInfo(*user, os.Getenv("ELB_NATS_PASSWORD")))
-	}
-	nc, err := nats.Connect(strings.TrimSpace(*urls), opts...)
-	if err != nil {
-		return fmt.Errorf("connect nats: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = natsx.EnsureTopology(tctx, js, natsx.Topology{Replicas: replicas})
-	cancel()
+	nc, js, err := natsx.Dial(ctx, natsx.DialConfig{URLs: *urls, User: *user, Password: os.Getenv("ELB_NATS_PASSWORD"), Name: "elb-apigw", Replicas: replicas})
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	var cidrs []string
 	if *adminCIDRs != "" {
 		cidrs = strings.Split(*adminCIDRs, ",")

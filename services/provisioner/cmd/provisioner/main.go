@@ -16,17 +16,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/gophercloud/gophercloud/v2"
 
 	"github.com/elbcloud/elb/platform/natsx"
 	"github.com/elbcloud/elb/services/provisioner"
 	"github.com/elbcloud/elb/services/provisioner/compute"
 	"github.com/elbcloud/elb/services/provisioner/compute/local"
 	"github.com/elbcloud/elb/services/provisioner/compute/openstack"
-	"github.com/gophercloud/gophercloud/v2"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func main() {
@@ -61,18 +61,12 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	nc, err := nats.Connect(*urls, nats.UserInfo(*user, *password), nats.Name("provisioner"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	replicas, _ := strconv.Atoi(os.Getenv("ELB_STREAM_REPLICAS"))
+	nc, js, err := natsx.Dial(ctx, natsx.DialConfig{URLs: *urls, User: *user, Password: *password, Name: "elb-provisioner", Replicas: replicas})
 	if err != nil {
-		return fmt.Errorf("connect nats: %w", err)
+		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	if err := natsx.EnsureTopology(ctx, js, natsx.Topology{}); err != nil {
-		return err
-	}
 	var driver compute.Driver
 	deadlines := provisioner.Deadlines{VMReady: *vmReady, ConfigApplied: *applyTimeout}
 	switch *driverName {

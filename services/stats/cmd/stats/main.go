@@ -15,14 +15,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/elbcloud/elb/platform/httpx"
+	"github.com/elbcloud/elb/platform/natsx"
 	"github.com/elbcloud/elb/services/stats/service"
 )
 
@@ -54,19 +55,15 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	opts := []nats.Option{nats.Name("elb-stats"), nats.MaxReconnects(-1)}
-	if *natsUser != "" {
-		opts = append(opts, nats.UserInfo(*natsUser, natsPass))
-	}
-	nc, err := nats.Connect(*natsURL, opts...)
+	replicas, _ := strconv.Atoi(os.Getenv("ELB_STREAM_REPLICAS"))
+	nc, js, err := natsx.Dial(ctx, natsx.DialConfig{URLs: *natsURL, User: *natsUser, Password: natsPass, Name: "elb-stats", Replicas: replicas})
 	if err != nil {
-		return fmt.Errorf("connect nats: %w", err)
+		return err
 	}
 	defer nc.Close()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	svc, err := service.New(service.Config{NATS: nc, ClickHouseDSN: *dsn, DataDir: *dataDir, Retention: *retention, Registerer: reg, Logger: log})
+	reg := httpx.NewRegistry()
+	svc, err := service.New(service.Config{NATS: nc, JetStream: js, ClickHouseDSN: *dsn, DataDir: *dataDir, Retention: *retention, Registerer: reg, Logger: log})
 	if err != nil {
 		return err
 	}
