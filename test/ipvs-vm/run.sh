@@ -9,13 +9,17 @@
 # status is the tests' (0 pass, 1 fail, 2 setup problem, 3 VM died/timeout).
 #
 # Usage: test/ipvs-vm/run.sh [go test -run regexp]
-# Env:   KVER (default 6.1.0-57-cloud-amd64), ELB_VM_ACCEL (default tcg),
+# Env:   KVER (default: the newest /boot/vmlinuz-*-cloud-amd64), ELB_VM_ACCEL (default tcg),
 #        ELB_VM_TIMEOUT seconds (default 200), KEEP_VM_DIR=1 keeps the temp dir.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RUN=${1:-InKernel}
-KVER=${KVER:-6.1.0-57-cloud-amd64}
+if [ -z "${KVER:-}" ]; then
+  # The newest cloud kernel Debian installed (its version changes with updates).
+  KVER=$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sed 's#^/boot/vmlinuz-##' | sort -V | tail -n 1)
+  KVER=${KVER:-none-cloud-amd64}
+fi
 KERNEL=/boot/vmlinuz-$KVER
 MODDIR=/lib/modules/$KVER
 ACCEL=${ELB_VM_ACCEL:-tcg}
