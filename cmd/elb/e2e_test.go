@@ -246,6 +246,9 @@ func TestE2EWholeFlowOnElbUpDefaults(t *testing.T) {
 	bin := buildElb(t)
 	dataDir := t.TempDir()
 	api := freeAddr(t)
+	// Node processes outlive `elb up` by design (a restarted provisioner
+	// adopts them and traffic keeps flowing); the test stops what is left.
+	t.Cleanup(func() { stopNodes(t, dataDir) })
 	p := startElb(t, bin, dataDir, api, "e2e-admin-token")
 
 	// Create a load balancer and wait for ACTIVE.
@@ -404,4 +407,19 @@ func nodeProcesses(t *testing.T, dataDir string) []int {
 		}
 	}
 	return pids
+}
+
+// stopNodes ends the local node processes of dataDir: SIGTERM (the agent
+// stops its nginx), then SIGKILL for any that linger.
+func stopNodes(t *testing.T, dataDir string) {
+	for _, pid := range nodeProcesses(t, dataDir) {
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(nodeProcesses(t, dataDir)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, pid := range nodeProcesses(t, dataDir) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
